@@ -1,0 +1,1 @@
+"""The wire: the event envelope and versioned payload schemas shared by every service."""

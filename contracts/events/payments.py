@@ -1,0 +1,1 @@
+"""Events of the payments service (payment attempts with external providers)."""

@@ -1,0 +1,1 @@
+"""What every service uses, written once: config, clock, errors, money, store, relay, inbox."""
