@@ -82,28 +82,70 @@ def load(marker: Path | None = None) -> dict:
             except Conflict:
                 pass
 
-        packages = {}
-        for code, name, pricing, amount, currency in [
-            ("RN-CN-M", "4G renewal, monthly (CNY)", "per_month", "10.00", "CNY"),
-            ("RN-CN-Y", "4G renewal, yearly (CNY)", "per_year", "100.00", "CNY"),
-            ("RN-US-M", "4G renewal, monthly (USD)", "per_month", "2.00", "USD"),
-            ("RN-US-Y", "4G renewal, yearly (USD)", "per_year", "20.00", "USD"),
-        ]:
+        # the catalog (T2): two major categories, four minor ones, renewal packages per
+        # month and per year in CNY and USD, value-added packages; a rerun finds them by code
+        def catalog_entry(kind: str, payload: dict) -> dict:
             try:
-                created = rpc.catalog.create_package(
-                    system,
-                    {
-                        "code": code,
-                        "name": name,
-                        "kind": "renewal",
-                        "pricing": pricing,
-                        "amount": amount,
-                        "currency": currency,
-                    },
-                )
-                packages[code] = created["package_id"]
+                return getattr(rpc.catalog, f"create_{kind}")(system, payload)
             except Conflict:
-                pass
+                plural = {"package": "packages"}.get(kind, kind.replace("category", "categories"))
+                listed = getattr(rpc.catalog, f"list_{plural}")
+                found = listed(system, {"code": payload["code"], "per_page": 500})["items"]
+                return next(e for e in found if e["code"].lower() == payload["code"].lower())
+
+        majors = {
+            code: catalog_entry("major_category", {"code": code, "name": name, "type": kind})
+            for code, name, kind in [
+                ("RN", "Connectivity renewal", "renewal"),
+                ("VA", "Value-added services", "value_added"),
+            ]
+        }
+        minors = {
+            code: catalog_entry(
+                "minor_category",
+                {"code": code, "name": name, "major_category_id": majors[major]["category_id"]},
+            )
+            for code, name, major in [
+                ("RN-4G", "4G connectivity", "RN"),
+                ("RN-NB", "NB-IoT connectivity", "RN"),
+                ("VA-VIDEO", "Cloud video storage", "VA"),
+                ("VA-ALERT", "Alerts and notifications", "VA"),
+            ]
+        }
+        about = {
+            "RN-4G": "4G data service for trackers and dashcams",
+            "RN-NB": "NB-IoT data service for low-power sensors",
+            "VA-VIDEO": "dashcam footage kept in the cloud",
+            "VA-ALERT": "geofence, overspeed and power-cut alerts",
+        }
+        packages = {}
+        for code, minor, pricing, amount, currency, name in [
+            ("RN-CN-M", "RN-4G", "per_month", "10.00", "CNY", "4G renewal, monthly (CNY)"),
+            ("RN-CN-Y", "RN-4G", "per_year", "100.00", "CNY", "4G renewal, yearly (CNY)"),
+            ("RN-US-M", "RN-4G", "per_month", "2.00", "USD", "4G renewal, monthly (USD)"),
+            ("RN-US-Y", "RN-4G", "per_year", "20.00", "USD", "4G renewal, yearly (USD)"),
+            ("NB-CN-Y", "RN-NB", "per_year", "36.00", "CNY", "NB-IoT renewal, yearly (CNY)"),
+            ("NB-US-Y", "RN-NB", "per_year", "6.00", "USD", "NB-IoT renewal, yearly (USD)"),
+            ("VA-VID30-CN", "VA-VIDEO", "per_month", "15.00", "CNY", "Video storage 30 days"),
+            ("VA-VID90-CN", "VA-VIDEO", "per_year", "399.00", "CNY", "Video storage 90 days"),
+            ("VA-VID30-US", "VA-VIDEO", "per_month", "2.50", "USD", "Video storage 30 days"),
+            ("VA-SMS-CN", "VA-ALERT", "per_month", "5.00", "CNY", "SMS alerts, 200 a month"),
+            ("VA-SMS-US", "VA-ALERT", "per_month", "1.20", "USD", "SMS alerts, 200 a month"),
+            ("VA-SETUP-CN", "VA-ALERT", "one_off", "50.00", "CNY", "Alert rules set-up"),
+        ]:
+            created = catalog_entry(
+                "package",
+                {
+                    "code": code,
+                    "name": name,
+                    "minor_category_id": minors[minor]["category_id"],
+                    "pricing": pricing,
+                    "amount": amount,
+                    "currency": currency,
+                    "description": about[minor],
+                },
+            )
+            packages[code] = created["package_id"]
 
         devices = []
         plan = [

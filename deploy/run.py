@@ -60,6 +60,8 @@ def main() -> int:
     env.setdefault("IOTB_CLOCK_FILE", str(var / "clock.json"))
     env.setdefault("IOTB_CLOCK_CONTROL", "1")
     env.setdefault("IOTB_EXPIRY_SCAN_SECONDS", "2")
+    # eventlet announces its deprecation on import; we know (see README), keep logs readable
+    env.setdefault("EVENTLET_TESTS", "1")
     env["PATH"] = f"{ROOT / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = str(ROOT)
     os.environ.update({k: env[k] for k in ("IOTB_DATA_DIR", "IOTB_CLOCK_FILE")})

@@ -207,8 +207,8 @@ class Relay:
         self.close()
 
 
-def build(service: str) -> Relay:
-    module = importlib.import_module(f"services.{service}.relay")
+def build(service: str, module_name: str | None = None) -> Relay:
+    module = importlib.import_module(module_name or f"services.{service}.relay")
     app, engine = module.open_store()
     return Relay(service, app, engine, module.to_wire)
 
@@ -216,9 +216,12 @@ def build(service: str) -> Relay:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Publish a service's events to RabbitMQ.")
     parser.add_argument("service")
+    parser.add_argument(
+        "--module", help="module with open_store() and to_wire() (default services.<service>.relay)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s relay %(levelname)s %(message)s")
-    relay = build(args.service)
+    relay = build(args.service, args.module)
     relay.setup()
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
