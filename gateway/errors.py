@@ -20,6 +20,7 @@ from services.common.errors import (
     Forbidden,
     NotFound,
     Unauthorized,
+    Unavailable,
     ValidationFailed,
 )
 
@@ -32,6 +33,7 @@ STATUS: dict[type[AppError], int] = {
     NotFound: 404,
     Conflict: 409,
     ValidationFailed: 422,
+    Unavailable: 503,
 }
 
 

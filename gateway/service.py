@@ -13,11 +13,12 @@ from gateway.routes.billing import BillingRoutes
 from gateway.routes.catalog import CatalogRoutes
 from gateway.routes.devices import DevicesRoutes
 from gateway.routes.notifications import NotificationsRoutes
+from gateway.routes.payments import PaymentsRoutes
 from gateway.routes.platform import PlatformRoutes
 
 
 class GatewayService(
-    PlatformRoutes, CatalogRoutes, DevicesRoutes, BillingRoutes, NotificationsRoutes
+    PlatformRoutes, CatalogRoutes, DevicesRoutes, BillingRoutes, PaymentsRoutes, NotificationsRoutes
 ):
     name = "gateway"
     users = UserStore()

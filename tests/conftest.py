@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -47,9 +48,24 @@ def _drop_databases(prefix: str) -> None:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
+def _dead_run(name: str) -> bool:
+    """Names look like iotb_t<pid>_...: true when that test run's process is gone."""
+    match = re.match(r"iotb_t(\d+)_", name)
+    if not match or int(match.group(1)) == os.getpid():
+        return False
+    return not Path(f"/proc/{match.group(1)}").exists()
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _clean_leftovers() -> Iterator[None]:
-    """Remove what an earlier, killed run of the suite left behind (other pids only)."""
+def _clean_up() -> Iterator[None]:
+    """Remove what this run creates when it ends, and what killed runs left behind."""
+    with _pg_admin() as conn:
+        stale = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'iotb_t%'")]
+    for name in filter(_dead_run, stale):
+        _drop_databases(name)
+    vhosts = _rabbitmqctl("list_vhosts", "--quiet", "--no-table-headers")
+    for name in filter(_dead_run, vhosts.stdout.split()):
+        _rabbitmqctl("delete_vhost", name)
     yield
     _drop_databases(RUN + "_")
 

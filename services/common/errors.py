@@ -55,5 +55,12 @@ class Conflict(AppError):
     code = "CONFLICT"
 
 
+@deserialize_to_instance
+class Unavailable(AppError):
+    """Something outside us (a payment provider) did not answer; safe to retry (503)."""
+
+    code = "UNAVAILABLE"
+
+
 def field_error(field: str, message: str, cls: type[AppError] = ValidationFailed) -> AppError:
     return cls(f"{field}: {message}", {field: [message]})

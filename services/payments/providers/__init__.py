@@ -1,0 +1,1 @@
+"""Provider adapters, each written against the provider's own HTTP protocol."""
