@@ -105,6 +105,7 @@ def banner(demo: dict) -> str:
         f" IoT fleet billing is running: {GATEWAY}",
         f"   health:  {GATEWAY}/health        API document: {GATEWAY}/openapi.json",
         f"   mails are written to {data_dir() / 'mail'}",
+        "   payment simulators: WeChat Pay :8101, Alipay :8102, PayPal :8103 (see README)",
         "",
         f" Demo logins (password for all: {PASSWORD}):",
     ]

@@ -90,6 +90,10 @@ def platform(amqp_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         "IOTB_SMTP_HOST": "127.0.0.1",
         "IOTB_SMTP_PORT": str(smtp_port),
         "IOTB_JWT_SECRET": uuid.uuid4().hex,
+        "IOTB_SIM_WECHAT_PORT": str(free_port()),
+        "IOTB_SIM_ALIPAY_PORT": str(free_port()),
+        "IOTB_SIM_PAYPAL_PORT": str(free_port()),
+        "EVENTLET_TESTS": "1",
     }
     # an audit queue on every service's exchange, declared before anything is published
     with Connection(amqp_uri) as conn, conn.channel() as channel:
