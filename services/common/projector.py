@@ -97,25 +97,26 @@ class Projector:
                     progress(done)
 
     def _step(self) -> int:
+        # read the log before taking the view's write transaction: on SQLite that
+        # transaction holds the file's write lock, which the event store's writer needs
+        start = self.position()
+        notes = self.app.recorder.select_notifications(
+            start=start, limit=self.page, inclusive_of_start=False
+        )
+        if not notes:
+            return 0
+        events = [self.app.mapper.to_domain_event(note) for note in notes]
         with self.engine.begin() as conn:
-            start = conn.execute(
-                sa.select(positions.c.position).where(positions.c.name == self.projection.name)
-            ).scalar_one()
-            notes = self.app.recorder.select_notifications(
-                start=start, limit=self.page, inclusive_of_start=False
-            )
-            if not notes:
-                return 0
-            for note in notes:
-                self.projection.apply(conn, self.app.mapper.to_domain_event(note))
+            for event in events:
+                self.projection.apply(conn, event)
             moved = conn.execute(
                 positions.update()
                 .where(positions.c.name == self.projection.name, positions.c.position == start)
                 .values(position=notes[-1].id)
             )
             if moved.rowcount != 1:
-                raise _PositionMoved()
-            return len(notes)
+                raise _PositionMoved()  # another process applied this page: roll ours back
+        return len(notes)
 
     def rebuild(self, progress: Callable[[int], None] | None = None) -> int:
         """Drop every view table, recreate it empty and replay the whole log into it."""
