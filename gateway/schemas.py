@@ -62,11 +62,3 @@ class ClockIn(Request):
 class ClockOut(Schema):
     now = Timestamp()
     offset_seconds = fields.Float()
-
-
-class CompaniesQuery(Request):
-    whole_subtree = fields.Boolean(load_default=False)
-
-
-class DeliveriesQuery(Request):
-    company_id = fields.String()
