@@ -60,7 +60,10 @@ def _dead_run(name: str) -> bool:
 def _clean_up() -> Iterator[None]:
     """Remove what this run creates when it ends, and what killed runs left behind."""
     with _pg_admin() as conn:
-        stale = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'iotb_t%'")]
+        stale = [
+            r[0]
+            for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'iotb_t%'")
+        ]
     for name in filter(_dead_run, stale):
         _drop_databases(name)
     vhosts = _rabbitmqctl("list_vhosts", "--quiet", "--no-table-headers")

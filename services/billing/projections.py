@@ -1,11 +1,27 @@
-"""Billing read views. All of them are projections of the ledger's events: ``replay``
-drops and rebuilds them, ``verify`` compares them with a fresh replay."""
+"""Billing read views. Every one is a projection of the ledger's events: ``replay`` drops and
+rebuilds them, ``verify`` compares them with a fresh replay. Handlers stage rows in a
+ViewBatch (services/billing/batching.py), written once per page of events. An order's or an
+application's history is read from its own events (services/billing/history.py).
+
+The company tree (``company_scope``) is not here: it is fed by the devices service's events
+and cannot be rebuilt from billing's own log.
+"""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import sqlalchemy as sa
 
-from services.billing.domain import Account, AccountConfig, OfflineApplication, Order
+from services.billing.batching import ViewBatch
+from services.billing.domain import (
+    Account,
+    AccountConfig,
+    AutoRenewal,
+    OfflineApplication,
+    Order,
+    Statement,
+)
 from services.common.projector import Projection
 from services.common.views import Money, UTCDateTime
 
@@ -24,14 +40,16 @@ ledger_entries = sa.Table(
     "ledger_entries",
     metadata,
     sa.Column("entry_id", sa.String(80), primary_key=True),
-    sa.Column("company_id", sa.String(64), nullable=False, index=True),
+    sa.Column("company_id", sa.String(64), nullable=False),
+    sa.Column("sequence", sa.Integer, nullable=False),  # the account's event version
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("direction", sa.String(6), nullable=False),  # credit or debit
     sa.Column("amount", Money, nullable=False),
     sa.Column("balance_after", Money, nullable=False),
     sa.Column("reason", sa.String(40), nullable=False),
-    sa.Column("reference", sa.String(80), nullable=False),
-    sa.Column("at", UTCDateTime, nullable=False, index=True),
+    sa.Column("reference", sa.String(120), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index("ledger_entries_company_at", "company_id", "at", "sequence"),
 )
 
 orders = sa.Table(
@@ -41,14 +59,17 @@ orders = sa.Table(
     sa.Column("order_number", sa.String(40), nullable=False, unique=True),
     sa.Column("company_id", sa.String(64), nullable=False, index=True),
     sa.Column("order_type", sa.String(20), nullable=False),
-    sa.Column("status", sa.String(20), nullable=False, index=True),
+    sa.Column("status", sa.String(20), nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("total", Money, nullable=False),
+    sa.Column("refunded_total", Money, nullable=False),
     sa.Column("method", sa.String(20)),
+    sa.Column("payment_reference", sa.String(100)),
     sa.Column("created_by", sa.String(100), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("confirmed_at", UTCDateTime),
     sa.Column("paid_at", UTCDateTime),
-    sa.Column("changed_at", UTCDateTime, nullable=False),
+    sa.Column("lapse_at", UTCDateTime),
 )
 
 order_lines = sa.Table(
@@ -57,22 +78,13 @@ order_lines = sa.Table(
     sa.Column("line_id", sa.String(80), primary_key=True),
     sa.Column("order_id", sa.String(64), nullable=False, index=True),
     sa.Column("device_id", sa.String(64), nullable=False),
+    sa.Column("binding_id", sa.String(64)),
     sa.Column("package_id", sa.String(64), nullable=False),
     sa.Column("package_name", sa.String(200), nullable=False),
     sa.Column("months", sa.Integer, nullable=False),
     sa.Column("unit_price", Money, nullable=False),
     sa.Column("amount", Money, nullable=False),
-)
-
-history = sa.Table(
-    "history",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("subject_id", sa.String(64), nullable=False, index=True),
-    sa.Column("action", sa.String(40), nullable=False),
-    sa.Column("actor", sa.String(100)),
-    sa.Column("detail", sa.String(500)),
-    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("refunded", sa.Boolean, nullable=False),
 )
 
 applications = sa.Table(
@@ -90,6 +102,8 @@ applications = sa.Table(
     sa.Column("reviewer", sa.String(100)),
     sa.Column("opinion", sa.String(500)),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("submitted_at", UTCDateTime),
+    sa.Column("reviewed_at", UTCDateTime),
     sa.Column("changed_at", UTCDateTime, nullable=False),
 )
 
@@ -97,7 +111,6 @@ configs = sa.Table(
     "account_configs",
     metadata,
     sa.Column("company_id", sa.String(64), primary_key=True),
-    sa.Column("config_id", sa.String(64), nullable=False, unique=True),
     sa.Column("region", sa.String(10), nullable=False),
     sa.Column("default_currency", sa.String(3), nullable=False),
     sa.Column("billing_cycle", sa.String(10), nullable=False),
@@ -105,197 +118,263 @@ configs = sa.Table(
     sa.Column("push_enabled", sa.Boolean, nullable=False),
     sa.Column("language", sa.String(2), nullable=False),
     sa.Column("push_emails", sa.JSON, nullable=False),
+    sa.Column("changed_by", sa.String(100)),
     sa.Column("changed_at", UTCDateTime, nullable=False),
 )
 
-projection = Projection("billing.views", metadata)
-
-
-def _note(conn: sa.Connection, e: object, action: str, detail: str = "") -> None:
-    meta = getattr(e, "meta", None) or {}
-    conn.execute(
-        history.insert().values(
-            subject_id=str(e.originator_id),  # type: ignore[attr-defined]
-            action=action,
-            actor=meta.get("actor"),
-            detail=detail[:500],
-            at=e.timestamp,  # type: ignore[attr-defined]
-        )
-    )
-
-
-# -- accounts -----------------------------------------------------------------------------
-account_companies = sa.Table(
-    "account_companies",
+statements = sa.Table(
+    "statements",
     metadata,
-    sa.Column("account_id", sa.String(64), primary_key=True),
-    sa.Column("company_id", sa.String(64), nullable=False),
+    sa.Column("statement_id", sa.String(64), primary_key=True),
+    sa.Column("company_id", sa.String(64), nullable=False, index=True),
+    sa.Column("cycle", sa.String(10), nullable=False),
+    sa.Column("period_start", UTCDateTime, nullable=False),
+    sa.Column("period_end", UTCDateTime, nullable=False),
+    sa.Column("balances", sa.JSON, nullable=False),  # per currency, amounts as strings
+    sa.Column("issued_at", UTCDateTime, nullable=False),
 )
 
+auto_renewals = sa.Table(
+    "auto_renewals",
+    metadata,
+    sa.Column("renewal_id", sa.String(64), primary_key=True),
+    sa.Column("device_id", sa.String(64), nullable=False, index=True),
+    sa.Column("company_id", sa.String(64), nullable=False, index=True),
+    sa.Column("package_id", sa.String(64), nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("outcome", sa.String(10), nullable=False),
+    sa.Column("order_id", sa.String(64)),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("amount", Money, nullable=False),
+    sa.Column("balance", Money, nullable=False),
+    sa.Column("missing", Money, nullable=False),
+    sa.Column("reason", sa.String(200)),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
 
-@projection.on(Account.Created)
-def account_opened(conn: sa.Connection, e: Account.Created) -> None:
-    conn.execute(
-        account_companies.insert().values(account_id=str(e.originator_id), company_id=e.company_id)
+projection = Projection("billing.views", metadata)
+on = projection.on
+
+
+def _id(e: object) -> str:
+    return str(e.originator_id)  # type: ignore[attr-defined]
+
+
+# -- accounts -------------------------------------------------------------------------------
+def _entry(batch: ViewBatch, e: Account.Credited | Account.Debited, direction: str) -> None:
+    batch.upsert(
+        balances,
+        company_id=e.company_id,
+        currency=e.currency,
+        balance=e.balance,
+        changed_at=e.timestamp,
+    )
+    batch.insert(
+        ledger_entries,
+        entry_id=f"{e.originator_id}:{e.originator_version}",
+        company_id=e.company_id,
+        sequence=e.originator_version,
+        currency=e.currency,
+        direction=direction,
+        amount=e.amount,
+        balance_after=e.balance,
+        reason=e.reason,
+        reference=e.reference,
+        at=e.timestamp,
     )
 
 
-@projection.on(Account.Credited)
-def account_credited(conn: sa.Connection, e: Account.Credited) -> None:
-    _entry(conn, e, "credit", e.amount)
+@on(Account.Credited)
+def account_credited(batch: ViewBatch, e: Account.Credited) -> None:
+    _entry(batch, e, "credit")
 
 
-@projection.on(Account.Debited)
-def account_debited(conn: sa.Connection, e: Account.Debited) -> None:
-    _entry(conn, e, "debit", -e.amount)
+@on(Account.Debited)
+def account_debited(batch: ViewBatch, e: Account.Debited) -> None:
+    _entry(batch, e, "debit")
 
 
-def _entry(conn: sa.Connection, e: Account.Credited, direction: str, change: object) -> None:
-    company_id = conn.execute(
-        sa.select(account_companies.c.company_id).where(
-            account_companies.c.account_id == str(e.originator_id)
-        )
-    ).scalar_one()
-    where = (balances.c.company_id == company_id, balances.c.currency == e.currency)
-    current = conn.execute(sa.select(balances.c.balance).where(*where)).scalar()
-    new = (current if current is not None else 0) + change
-    if current is None:
-        conn.execute(
-            balances.insert().values(
-                company_id=company_id, currency=e.currency, balance=new, changed_at=e.timestamp
-            )
-        )
-    else:
-        conn.execute(balances.update().where(*where).values(balance=new, changed_at=e.timestamp))
-    conn.execute(
-        ledger_entries.insert().values(
-            entry_id=f"{e.originator_id}:{e.originator_version}",
-            company_id=company_id,
-            currency=e.currency,
-            direction=direction,
-            amount=e.amount,
-            balance_after=new,
-            reason=e.reason,
-            reference=e.reference,
-            at=e.timestamp,
-        )
-    )
+# -- orders ---------------------------------------------------------------------------------
+def _order(batch: ViewBatch, e: object, **values: object) -> None:
+    # kept lean: replay speed is rows times columns; the history has every time
+    batch.update(orders, (_id(e),), **values)
 
 
-# -- orders -------------------------------------------------------------------------------
-def _order(e: object) -> sa.Update:
-    return orders.update().where(orders.c.order_id == str(e.originator_id))  # type: ignore[attr-defined]
-
-
-@projection.on(Order.Created)
-def order_created(conn: sa.Connection, e: Order.Created) -> None:
-    conn.execute(
-        orders.insert().values(
-            order_id=str(e.originator_id),
-            order_number=e.number,
-            company_id=e.company_id,
-            order_type=e.order_type,
-            status="created",
-            currency=e.currency,
-            total=e.total,
-            created_by=e.created_by,
-            created_at=e.created_at,
-            changed_at=e.timestamp,
-        )
+@on(Order.Created)
+def order_created(batch: ViewBatch, e: Order.Created) -> None:
+    batch.insert(
+        orders,
+        order_id=_id(e),
+        order_number=e.number,
+        company_id=e.company_id,
+        order_type=e.order_type,
+        status="created",
+        currency=e.currency,
+        total=e.total,
+        refunded_total=Decimal("0.00"),
+        method=None,
+        payment_reference=None,
+        created_by=e.created_by,
+        created_at=e.created_at,
+        confirmed_at=None,
+        paid_at=None,
+        lapse_at=e.lapse_at,
     )
     for line in e.lines:
-        conn.execute(order_lines.insert().values(order_id=str(e.originator_id), **line))
-    _note(conn, e, "created", f"{e.order_type} order {e.number}: {e.total} {e.currency}")
-
-
-@projection.on(Order.Confirmed)
-def order_confirmed(conn: sa.Connection, e: Order.Confirmed) -> None:
-    conn.execute(_order(e).values(status="confirmed", changed_at=e.timestamp))
-    _note(conn, e, "confirmed")
-
-
-@projection.on(Order.Paid)
-def order_paid(conn: sa.Connection, e: Order.Paid) -> None:
-    conn.execute(
-        _order(e).values(status="paid", method=e.method, paid_at=e.at, changed_at=e.timestamp)
-    )
-    _note(conn, e, "paid", f"by {e.method}")
-
-
-@projection.on(Order.Cancelled)
-def order_cancelled(conn: sa.Connection, e: Order.Cancelled) -> None:
-    conn.execute(_order(e).values(status="cancelled", changed_at=e.timestamp))
-    _note(conn, e, "cancelled")
-
-
-# -- offline applications -----------------------------------------------------------------
-def _application(e: object) -> sa.Update:
-    return applications.update().where(applications.c.application_id == str(e.originator_id))  # type: ignore[attr-defined]
-
-
-@projection.on(OfflineApplication.Created)
-def application_filed(conn: sa.Connection, e: OfflineApplication.Created) -> None:
-    conn.execute(
-        applications.insert().values(
-            application_id=str(e.originator_id),
-            company_id=e.company_id,
-            payer=e.payer,
-            currency=e.currency,
-            amount=e.amount,
-            reference_number=e.reference_number,
-            remark=e.remark,
-            applicant=e.applicant,
-            status="draft",
-            created_at=e.timestamp,
-            changed_at=e.timestamp,
+        batch.insert(
+            order_lines,
+            line_id=line["line_id"],
+            order_id=_id(e),
+            device_id=line["device_id"],
+            binding_id=line.get("binding_id"),
+            package_id=line["package_id"],
+            package_name=line["package_name"],
+            months=line["months"],
+            unit_price=line["unit_price"],
+            amount=line["amount"],
+            refunded=False,
         )
+
+
+@on(Order.Confirmed)
+def order_confirmed(batch: ViewBatch, e: Order.Confirmed) -> None:
+    _order(batch, e, status="confirmed", confirmed_at=e.at)
+
+
+@on(Order.Paid)
+def order_paid(batch: ViewBatch, e: Order.Paid) -> None:
+    _order(batch, e, status="paid", method=e.method, paid_at=e.at, payment_reference=e.reference)
+
+
+@on(Order.Cancelled)
+def order_cancelled(batch: ViewBatch, e: Order.Cancelled) -> None:
+    _order(batch, e, status="cancelled")
+
+
+@on(Order.Lapsed)
+def order_lapsed(batch: ViewBatch, e: Order.Lapsed) -> None:
+    _order(batch, e, status="lapsed")
+
+
+@on(Order.LineRefunded)
+def order_line_refunded(batch: ViewBatch, e: Order.LineRefunded) -> None:
+    _order(batch, e, refunded_total=e.refunded_total)
+    batch.update(order_lines, (e.line_id,), refunded=True)
+
+
+# -- offline applications -------------------------------------------------------------------
+def _application(batch: ViewBatch, e: object, **values: object) -> None:
+    batch.update(applications, (_id(e),), changed_at=e.timestamp, **values)  # type: ignore[attr-defined]
+
+
+@on(OfflineApplication.Created)
+def application_filed(batch: ViewBatch, e: OfflineApplication.Created) -> None:
+    batch.insert(
+        applications,
+        application_id=_id(e),
+        company_id=e.company_id,
+        payer=e.payer,
+        currency=e.currency,
+        amount=e.amount,
+        reference_number=e.reference_number,
+        remark=e.remark,
+        applicant=e.applicant,
+        status="draft",
+        reviewer=None,
+        opinion=None,
+        created_at=e.timestamp,
+        submitted_at=None,
+        reviewed_at=None,
+        changed_at=e.timestamp,
     )
-    _note(conn, e, "drafted", f"{e.amount} {e.currency}, reference {e.reference_number}")
 
 
-@projection.on(OfflineApplication.Submitted)
-def application_submitted(conn: sa.Connection, e: OfflineApplication.Submitted) -> None:
-    conn.execute(_application(e).values(status="submitted", changed_at=e.timestamp))
-    _note(conn, e, "submitted")
+@on(OfflineApplication.Edited)
+def application_edited(batch: ViewBatch, e: OfflineApplication.Edited) -> None:
+    _application(batch, e, **e.changes)
 
 
-def _reviewed(status: str):  # noqa: ANN202
-    def handler(conn: sa.Connection, e: object) -> None:
-        conn.execute(
-            _application(e).values(
-                status=status,
-                reviewer=e.reviewer,  # type: ignore[attr-defined]
-                opinion=e.opinion,  # type: ignore[attr-defined]
-                changed_at=e.timestamp,  # type: ignore[attr-defined]
-            )
+@on(OfflineApplication.Deleted)
+def application_deleted(batch: ViewBatch, e: OfflineApplication.Deleted) -> None:
+    _application(batch, e, status="deleted")
+
+
+@on(OfflineApplication.Submitted)
+def application_submitted(batch: ViewBatch, e: OfflineApplication.Submitted) -> None:
+    _application(batch, e, status="submitted", submitted_at=e.timestamp)
+
+
+def _reviewed(status: str):  # noqa: ANN202 - a handler factory
+    def handler(batch: ViewBatch, e: OfflineApplication.Approved) -> None:
+        _application(
+            batch, e, status=status, reviewer=e.reviewer, opinion=e.opinion, reviewed_at=e.at
         )
-        _note(conn, e, status, e.opinion)  # type: ignore[attr-defined]
 
     return handler
 
 
-projection.on(OfflineApplication.Approved)(_reviewed("approved"))
-projection.on(OfflineApplication.Returned)(_reviewed("returned"))
-projection.on(OfflineApplication.Rejected)(_reviewed("rejected"))
+on(OfflineApplication.Approved)(_reviewed("approved"))
+on(OfflineApplication.Returned)(_reviewed("returned"))
+on(OfflineApplication.Rejected)(_reviewed("rejected"))
 
 
-# -- account configs ----------------------------------------------------------------------
-@projection.on(AccountConfig.Created)
-def config_created(conn: sa.Connection, e: AccountConfig.Created) -> None:
-    conn.execute(
-        configs.insert().values(
-            config_id=str(e.originator_id),
-            company_id=e.company_id,
-            **e.settings,
-            changed_at=e.timestamp,
-        )
+# -- account configs ------------------------------------------------------------------------
+def _config(batch: ViewBatch, e: object, company_id: str, settings: dict) -> None:
+    meta = getattr(e, "meta", None) or {}
+    batch.upsert(
+        configs,
+        company_id=company_id,
+        **settings,
+        changed_by=meta.get("actor"),
+        changed_at=e.timestamp,  # type: ignore[attr-defined]
     )
 
 
-@projection.on(AccountConfig.Changed)
-def config_changed(conn: sa.Connection, e: AccountConfig.Changed) -> None:
-    conn.execute(
-        configs.update()
-        .where(configs.c.config_id == str(e.originator_id))
-        .values(**e.settings, changed_at=e.timestamp)
+@on(AccountConfig.Created)
+def config_created(batch: ViewBatch, e: AccountConfig.Created) -> None:
+    _config(batch, e, e.company_id, e.settings)
+
+
+@on(AccountConfig.Changed)
+def config_changed(batch: ViewBatch, e: AccountConfig.Changed) -> None:
+    _config(batch, e, e.company_id, e.settings)
+
+
+@on(AccountConfig.Deleted)
+def config_deleted(batch: ViewBatch, e: AccountConfig.Deleted) -> None:
+    batch.delete(configs, (e.company_id,))
+
+
+# -- auto-renewals and statements -----------------------------------------------------------
+@on(AutoRenewal.Created)
+def auto_renewal_recorded(batch: ViewBatch, e: AutoRenewal.Created) -> None:
+    batch.insert(
+        auto_renewals,
+        renewal_id=_id(e),
+        device_id=e.device_id,
+        company_id=e.company_id,
+        package_id=e.package_id,
+        expires_at=e.expires_at,
+        outcome=e.outcome,
+        order_id=e.order_id,
+        currency=e.currency,
+        amount=e.amount,
+        balance=e.balance,
+        missing=max(e.amount - e.balance, Decimal("0.00")),
+        reason=e.reason,
+        at=e.timestamp,
+    )
+
+
+@on(Statement.Created)
+def statement_issued(batch: ViewBatch, e: Statement.Created) -> None:
+    batch.insert(
+        statements,
+        statement_id=_id(e),
+        company_id=e.company_id,
+        cycle=e.cycle,
+        period_start=e.period_start,
+        period_end=e.period_end,
+        balances=[{k: str(v) for k, v in part.items()} for part in e.balances],
+        issued_at=e.timestamp,
     )
