@@ -8,7 +8,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields
 
-from gateway.api import ROUTES
+from gateway.api import ROUTES, Route
 
 ERROR_TEXT = {
     400: "Malformed request (wrong types, missing or unknown fields)",
@@ -81,7 +81,9 @@ def build_spec() -> dict:
                 schema = {"type": "array", "items": route.response}
             ok["content"] = {"application/json": {"schema": schema}}
         operation["responses"][str(route.status)] = ok
-        codes = [c for c in route.errors if not (route.public and c in (401, 403))]
+        codes = list(route.errors)
+        if route.public and route.errors == Route.__dataclass_fields__["errors"].default:
+            codes = [c for c in codes if c not in (401, 403)]  # nobody is asked for a token
         for code in [*codes, 503]:
             operation["responses"][str(code)] = {
                 "description": ERROR_TEXT[code],

@@ -365,7 +365,13 @@ class BillingApplication(Reactions, ServiceApplication):
             for device in found["items"]:
                 if device["status"] == "suspended":
                     continue  # suspended devices leave the renewal list
-                item = {**device, "renewable": False, "reason": None}
+                item = {
+                    **device,
+                    # devices answers with its wire format: times are ISO strings
+                    "expires_at": datetime.fromisoformat(device["expires_at"]),
+                    "renewable": False,
+                    "reason": None,
+                }
                 if not device.get("package_id"):
                     item["reason"] = "no renewal package is bound to this device"
                 else:

@@ -69,3 +69,41 @@ class Subscription(EventHandler):
 def subscribe(source_service: str, event_type: str, **kwargs: Any):
     """``@subscribe("billing", "order_paid")``: one durable queue per handler."""
     return Subscription.decorator(source_service, event_type, handler_type=SERVICE_POOL, **kwargs)
+
+
+def subscriptions(service_cls: type) -> list[tuple[str, str, str]]:
+    """(queue, source service, event type) of every ``@subscribe`` handler of a service."""
+    found = []
+    for attr in sorted(dir(service_cls)):
+        for entrypoint in getattr(getattr(service_cls, attr), "nameko_entrypoints", ()):
+            if isinstance(entrypoint, Subscription):
+                queue = f"evt-{entrypoint.source_service}-{entrypoint.event_type}--{service_cls.name}.{attr}"
+                found.append((queue, entrypoint.source_service, entrypoint.event_type))
+    return found
+
+
+def declare_subscriptions(service_classes: list[type], uri: str | None = None) -> int:
+    """Declare every subscriber's durable queue and binding before any service or relay
+    starts, so no event published on a first start is lost for want of a queue.
+
+    The declarations match what nameko declares when the service starts.
+    """
+    uri = uri or amqp_uri()
+    declare_dead_letters(uri)
+    count = 0
+    with Connection(uri) as conn, conn.channel() as channel:
+        for cls in service_classes:
+            for queue, source, event_type in subscriptions(cls):
+                exchange = Exchange(f"{source}.events", type="topic", durable=True)
+                exchange(channel).declare()
+                Queue(
+                    queue,
+                    exchange=exchange,
+                    routing_key=event_type,
+                    durable=True,
+                    auto_delete=False,
+                    exclusive=False,
+                    queue_arguments={"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE},
+                )(channel).declare()
+                count += 1
+    return count

@@ -1,5 +1,6 @@
 """Prepare every service's store: create the PostgreSQL databases (when IOTB_STORE is
-postgres) and each service's tables. Safe to run again.
+postgres) and each service's tables, and declare every subscriber's RabbitMQ queue (so
+events published before a service first starts wait for it). Safe to run again.
 
     python -m services.common.prepare            # create
     python -m services.common.prepare --drop     # drop the databases (tests clean up)
@@ -62,6 +63,29 @@ def create_tables() -> None:
     Users().engine.dispose()
 
 
+SERVICE_CLASSES = {
+    "catalog": "services.catalog.service:CatalogService",
+    "devices": "services.devices.service:DevicesService",
+    "billing": "services.billing.service:BillingService",
+    "payments": "services.payments.service:PaymentsService",
+    "notifications": "services.notifications.service:NotificationsService",
+}
+
+
+def service_classes() -> list[type]:
+    classes = []
+    for target in SERVICE_CLASSES.values():
+        module, name = target.split(":")
+        classes.append(getattr(importlib.import_module(module), name))
+    return classes
+
+
+def declare_topology() -> int:
+    from services.common.consumer import declare_subscriptions
+
+    return declare_subscriptions(service_classes())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--drop", action="store_true")
@@ -74,7 +98,8 @@ def main() -> None:
     if kind == "postgres":
         create_databases()
     create_tables()
-    print(f"stores ready ({kind})")
+    queues = declare_topology()
+    print(f"stores ready ({kind}); {queues} subscriber queues declared")
 
 
 if __name__ == "__main__":

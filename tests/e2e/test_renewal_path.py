@@ -268,10 +268,14 @@ def test_a_device_is_renewed_across_five_services(platform: Platform) -> None:
     assert order["order_id"] in {o["order_id"] for o in orders["items"]}
 
     # notifications e-mails a receipt over SMTP, in the company's language
-    mail_file = wait_for(
-        lambda: sorted(platform.mail_dir.glob("*.eml")), timeout=30, what="a receipt"
-    )[0]
-    mail = email.message_from_bytes(mail_file.read_bytes(), policy=default_policy)
+    def receipt() -> email.message.EmailMessage | None:
+        for path in platform.mail_dir.glob("*.eml"):
+            found = email.message_from_bytes(path.read_bytes(), policy=default_policy)
+            if order["order_number"] in found["Subject"]:
+                return found
+        return None
+
+    mail = wait_for(receipt, timeout=30, what="a receipt")
     assert mail["To"] == "fleet-ops@shenzhen-fleet.example"
     assert order["order_number"] in mail["Subject"] and "回执" in mail["Subject"]
     text = mail.get_body(preferencelist=("plain",)).get_content()

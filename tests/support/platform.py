@@ -29,6 +29,7 @@ from psycopg import sql
 
 from gateway.users import Users
 from services.common.config import StoreConfig
+from services.common.consumer import declare_subscriptions, subscriptions
 from services.common.store import make_engine
 from tests.support.processes import (
     Process,
@@ -51,6 +52,21 @@ PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 
 def _pg_admin() -> psycopg.Connection:
     return psycopg.connect(dbname="postgres", autocommit=True, **PG)
+
+
+def service_classes(services: tuple[str, ...]) -> list[type]:
+    from importlib import import_module
+
+    classes = []
+    for service in services:
+        module, cls_name = TARGETS[service].split(":")
+        classes.append(getattr(import_module(module), cls_name))
+    return classes
+
+
+def subscription_queues(services: tuple[str, ...]) -> list[str]:
+    """The durable queue names of every ``@subscribe`` handler of these services."""
+    return [q for cls in service_classes(services) for q, _, _ in subscriptions(cls)]
 
 
 class Platform:
@@ -97,6 +113,7 @@ class Platform:
                 conn.execute(
                     sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.prefix + name))
                 )
+        declare_subscriptions(service_classes(self.services), self.amqp_uri)
         config = nameko_config(
             self.work_dir / "nameko.yaml", self.amqp_uri, web_address=self.address
         )
@@ -123,9 +140,22 @@ class Platform:
         if self.with_gateway:
             answer = self._http.get(self.base_url + "/health", timeout=10).json()
             up = {s["name"] for s in answer["services"] if s["up"]}
-            return set(self.services) <= up
+            return set(self.services) <= up and self._subscriptions_ready()
         with self.rpc(timeout=5) as rpc:
-            return all(getattr(rpc, name).health()["ok"] for name in self.services)
+            if not all(getattr(rpc, name).health()["ok"] for name in self.services):
+                return False
+        return self._subscriptions_ready()
+
+    def _subscriptions_ready(self) -> bool:
+        """Every event queue of the started services exists: a message published now is
+        not lost for want of a binding."""
+        with Connection(self.amqp_uri) as conn, conn.channel() as channel:
+            for name in subscription_queues(self.services):
+                try:
+                    channel.queue_declare(name, passive=True)
+                except Exception:  # noqa: BLE001 - NOT_FOUND closes the channel
+                    return False
+        return True
 
     def stop(self) -> None:
         for process in reversed(self.processes):
