@@ -94,9 +94,10 @@ def pg_store():
     return new_pg_store
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def amqp_uri() -> Iterator[str]:
-    """A RabbitMQ vhost of this run's own, so queues and exchanges never mix with others."""
+    """A RabbitMQ vhost of this test module's own: queues, bindings and backlogs never
+    leak from one module's services into another's."""
     vhost = f"{RUN}_{uuid.uuid4().hex[:6]}"
     created = _rabbitmqctl("add_vhost", vhost)
     if created.returncode != 0:
