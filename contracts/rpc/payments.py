@@ -28,7 +28,7 @@ class StartPaymentIn(Request):
     )
 
 
-class HistoryOut(Schema):
+class AttemptHistoryOut(Schema):
     at = Timestamp()
     what = fields.String()
     detail = fields.String()
@@ -55,7 +55,7 @@ class PaymentAttemptOut(Schema):
     late = fields.Boolean()
     expires_at = Timestamp()
     updated_at = Timestamp()
-    history = fields.List(fields.Nested(HistoryOut))
+    history = fields.List(fields.Nested(AttemptHistoryOut))
 
 
 class AttemptFilter(Request):

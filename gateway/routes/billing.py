@@ -48,6 +48,7 @@ from contracts.rpc.billing import (
 )
 from gateway.api import call, endpoint
 from services.common.actor import Actor
+from services.common.spreadsheets import safe_row
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CHUNK = 64 * 1024
@@ -85,12 +86,12 @@ def write_xlsx(
     book = Workbook(write_only=True)
     sheet = book.create_sheet(title)
     for row in heading:
-        sheet.append(row)
-    sheet.append([name for name, _ in columns])
+        sheet.append(safe_row(row))
+    sheet.append(safe_row([name for name, _ in columns]))
     written = 0
     for page in pages:
         for item in page:
-            sheet.append([value(item) for _, value in columns])
+            sheet.append(safe_row([value(item) for _, value in columns]))
         written += len(page)
         eventlet.sleep(0)  # let the gateway's other requests run between pages
     book.save(out)

@@ -26,6 +26,7 @@ from openpyxl.utils.datetime import from_excel
 from contracts.rpc.devices import MAX_FILE_BYTES
 from services.common.config import env
 from services.common.errors import AppError, BadRequest
+from services.common.spreadsheets import DANGEROUS_START, neutralise  # noqa: F401 - re-exported
 from services.devices import xlsx_reader
 
 MAX_BYTES = MAX_FILE_BYTES
@@ -35,7 +36,6 @@ HEADERS = ("device_id", "expires_at", "reason")
 SHEET = "expiry"
 DATE_FORMAT = "yyyy-mm-dd hh:mm"
 DEVICE_ID = re.compile(r"^[0-9A-Z-]{4,32}$")
-DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -268,11 +268,6 @@ def _parse_row(
 
 
 # -- writing --------------------------------------------------------------------------------
-def neutralise(value: Any) -> Any:
-    """Text that a spreadsheet would run as a formula (=, +, -, @) is kept as text."""
-    if isinstance(value, str) and value.startswith(DANGEROUS_START):
-        return "'" + value
-    return value
 
 
 def write_table(

@@ -21,6 +21,7 @@ from nameko.exceptions import MethodNotFound, RemoteError, UnknownService
 from openpyxl import Workbook
 
 from services.common.actor import SYSTEM
+from services.common.spreadsheets import safe_row
 from services.notifications.templates import Texts, statement_filename, zone_label
 
 log = logging.getLogger(__name__)
@@ -53,13 +54,13 @@ def statement_workbook(
     sheet = book.active
     sheet.title = t("sheet")
     start = _time(data["period_start"], tz)
-    sheet.append([t("statement_id"), data["statement_id"]])
-    sheet.append([t("company"), company])
-    sheet.append([t("cycle"), t.value("cycle", data["cycle"])])
-    sheet.append([t("period_start"), start])
-    sheet.append([t("period_end"), _time(data["period_end"], tz)])
-    sheet.append([t("time_zone"), zone_label(data["period_start"].astimezone(tz))])
-    sheet.append([])
+    sheet.append(safe_row([t("statement_id"), data["statement_id"]]))
+    sheet.append(safe_row([t("company"), company]))
+    sheet.append(safe_row([t("cycle"), t.value("cycle", data["cycle"])]))
+    sheet.append(safe_row([t("period_start"), start]))
+    sheet.append(safe_row([t("period_end"), _time(data["period_end"], tz)]))
+    sheet.append(safe_row([t("time_zone"), zone_label(data["period_start"].astimezone(tz))]))
+    sheet.append(safe_row([]))
     sheet.append(
         [
             t.c("currency"),
@@ -81,7 +82,7 @@ def statement_workbook(
                 part["entries"],
             ]
         )
-    sheet.append([])
+    sheet.append(safe_row([]))
     rows = list(entries) if entries is not None else None
     if rows is not None:
         sheet.append(
@@ -108,7 +109,7 @@ def statement_workbook(
                 ]
             )
         if not rows:
-            sheet.append([t("no_entries")])
+            sheet.append(safe_row([t("no_entries")]))
     for column in "ABCDEFG":
         sheet.column_dimensions[column].width = 22
     out = io.BytesIO()
