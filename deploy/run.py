@@ -45,7 +45,14 @@ def wait_healthy(deadline: float) -> dict | None:
     return None
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    # a shell that starts us in the background ignores SIGINT; Ctrl-C and kill must stop us
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     if not rabbitmq_reachable():
         print(
             f"RabbitMQ is not reachable at {urlparse(amqp_uri()).netloc}: start it "
@@ -79,7 +86,7 @@ def main() -> int:
                 "the platform did not become healthy within 90 s; see the log above",
                 file=sys.stderr,
             )
-            honcho.send_signal(signal.SIGINT)
+            honcho.terminate()
             honcho.wait(30)
             return 1
         from deploy_demo import load  # noqa: PLC0415 - loaded late, once the services run
@@ -88,7 +95,7 @@ def main() -> int:
         print(banner(demo), flush=True)
         return honcho.wait()
     except KeyboardInterrupt:
-        honcho.send_signal(signal.SIGINT)
+        honcho.terminate()  # honcho stops every process of the Procfile
         try:
             honcho.wait(30)
         except subprocess.TimeoutExpired:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import email
 import json
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -141,12 +140,7 @@ def platform(amqp_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         )
         yield Platform(base, json.loads(loaded.stdout), mail_dir, amqp_uri, honcho.log)
     finally:
-        if honcho.alive():
-            os.killpg(honcho.popen.pid, signal.SIGINT)  # what Ctrl-C does
-            try:
-                honcho.popen.wait(30)
-            except subprocess.TimeoutExpired:
-                honcho.kill()
+        honcho.stop()  # SIGTERM: honcho stops every process it started
         sink.stop()
         _drop_databases(prefix)
 
