@@ -42,6 +42,7 @@ class Platform:
         self.amqp_uri = amqp_uri
         self.log = log
         self.tokens: dict[str, str] = {}
+        self.simulators: dict[str, str] = {}
 
     def login(self, username: str) -> dict:
         if username not in self.tokens:
@@ -138,7 +139,12 @@ def platform(amqp_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             capture_output=True,
             text=True,
         )
-        yield Platform(base, json.loads(loaded.stdout), mail_dir, amqp_uri, honcho.log)
+        running = Platform(base, json.loads(loaded.stdout), mail_dir, amqp_uri, honcho.log)
+        running.simulators = {
+            name: f"http://127.0.0.1:{env[f'IOTB_SIM_{name.upper()}_PORT']}"
+            for name in ("wechat", "alipay", "paypal")
+        }
+        yield running
     finally:
         honcho.stop()  # SIGTERM: honcho stops every process it started
         sink.stop()
@@ -305,6 +311,90 @@ def test_a_device_is_renewed_across_five_services(platform: Platform) -> None:
         "renewal_applied",
         "mail_sent",
     } <= seen
+
+
+def _balance(platform: Platform, company_id: str, currency: str, user: str) -> Decimal:
+    answer = platform.call("GET", f"/accounts/{company_id}", user)
+    assert answer.status_code == 200, answer.text
+    return next(
+        _money(b["balance"]) for b in answer.json()["balances"] if b["currency"] == currency
+    )
+
+
+def test_a_renewal_paid_by_wechat_pay_and_a_recharge_paid_by_paypal(platform: Platform) -> None:
+    china = platform.demo["companies"]["cn_customer"]
+    abroad = platform.demo["companies"]["intl_customer"]
+    device = "860000000000002"  # expired, bound to the monthly CNY package
+
+    # a renewal order, paid by WeChat Pay: the payer scans the QR code in the simulator
+    balance_before = _balance(platform, china, "CNY", "customer")
+    order = platform.call("POST", "/orders", "customer", json={"device_ids": [device], "months": 6})
+    assert order.status_code == 201, order.text
+    order_id = order.json()["order_id"]
+    assert order.json()["total"] == "60.00"
+    assert platform.call("POST", f"/orders/{order_id}/confirm", "customer").status_code == 200
+    paypal_refused = platform.call(
+        "POST", f"/orders/{order_id}/pay", "customer", json={"method": "paypal"}
+    )
+    assert paypal_refused.status_code == 422  # not offered to a China account paying CNY
+    started = platform.call(
+        "POST", f"/orders/{order_id}/pay", "customer", json={"method": "wechat_pay"}
+    )
+    assert started.status_code == 200, started.text
+    payment = started.json()["payment"]
+    assert payment["code_url"].startswith("weixin://") and payment["amount"] == "60.00"
+    before = platform.call("GET", f"/devices/{device}", "customer").json()["expires_at"]
+    scanned = requests.post(
+        f"{platform.simulators['wechat']}/_sim/pay/{payment['out_trade_no']}",
+        json={"wait": True},
+        timeout=30,
+    )
+    assert scanned.status_code == 200, scanned.text
+    paid = wait_for(
+        lambda: (
+            (o := platform.call("GET", f"/orders/{order_id}", "customer").json())["status"]
+            == "paid"
+            and o
+        ),
+        timeout=30,
+        what="the order paid by WeChat Pay",
+    )
+    assert paid["method"] == "wechat_pay"
+    wait_for(
+        lambda: (
+            platform.call("GET", f"/devices/{device}", "customer").json()["expires_at"] != before
+        ),
+        timeout=30,
+        what="the device renewed",
+    )
+    assert (
+        _balance(platform, china, "CNY", "customer") == balance_before
+    )  # the balance was not used
+
+    # a recharge abroad, paid by PayPal: the payer approves in the simulator
+    usd_before = _balance(platform, abroad, "USD", "customer-intl")
+    recharge = platform.call(
+        "POST",
+        "/recharges",
+        "customer-intl",
+        json={"currency": "USD", "amount": "50.00", "method": "paypal"},
+    )
+    assert recharge.status_code == 201, recharge.text
+    payment = recharge.json()["payment"]
+    assert payment["approve_url"] and payment["currency"] == "USD"
+    approved = requests.post(
+        f"{platform.simulators['paypal']}/_sim/pay/{payment['provider_ref']}",
+        json={"wait": True},
+        timeout=30,
+    )
+    assert approved.status_code == 200, approved.text
+    wait_for(
+        lambda: _balance(platform, abroad, "USD", "customer-intl") == usd_before + Decimal("50.00"),
+        timeout=60,
+        what="the USD balance credited once by PayPal",
+    )
+    records = platform.call("GET", "/recharges", "customer-intl").json()
+    assert any(r["status"] == "paid" and r["total"] == "50.00" for r in records["items"]), records
 
 
 def test_bad_input_gets_the_json_error_and_changes_nothing(platform: Platform) -> None:
