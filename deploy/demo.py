@@ -78,7 +78,15 @@ def load(marker: Path | None = None) -> dict:
         users = Users()
         for username, role, key, display in LOGINS:
             try:
-                users.create(username, PASSWORD, role, companies[key], display, "en")
+                users.create(
+                    username,
+                    PASSWORD,
+                    role,
+                    companies[key],
+                    display,
+                    "en",
+                    f"{username}@iot-vendor.example",
+                )
             except Conflict:
                 pass
 

@@ -34,6 +34,8 @@ def issue(user: User) -> tuple[str, datetime]:
         "username": user.username,
         "role": user.role,
         "company_id": user.company_id,
+        "email": user.email,
+        "language": user.language,
         "exp": expires,
     }
     return jwt.encode(claims, _secret(), algorithm="HS256"), expires
@@ -50,4 +52,11 @@ def verify(header: str | None) -> Actor:
         raise Unauthorized("the token has expired: log in again") from exc
     except jwt.InvalidTokenError as exc:
         raise Unauthorized("the token is not valid") from exc
-    return Actor(claims["sub"], claims["username"], claims["role"], claims["company_id"])
+    return Actor(
+        claims["sub"],
+        claims["username"],
+        claims["role"],
+        claims["company_id"],
+        email=claims.get("email"),
+        language=claims.get("language"),
+    )

@@ -19,6 +19,7 @@ class UserOut(Schema):
     company_id = fields.String()
     display_name = fields.String()
     language = fields.String()
+    email = fields.String(allow_none=True)
 
 
 class LoginOut(Schema):
@@ -35,6 +36,7 @@ class UserIn(Request):
     company_id = fields.String(required=True)
     display_name = fields.String(load_default="", validate=validate.Length(max=200))
     language = fields.String(load_default="zh", validate=validate.OneOf(("zh", "en")))
+    email = fields.Email(load_default=None, allow_none=True)
 
 
 class ServiceHealth(Schema):

@@ -28,6 +28,7 @@ users = sa.Table(
     sa.Column("company_id", sa.String(64), nullable=False),
     sa.Column("display_name", sa.String(200), nullable=False),
     sa.Column("language", sa.String(2), nullable=False),
+    sa.Column("email", sa.String(200), nullable=True),
 )
 
 _hasher = PasswordHasher()
@@ -43,15 +44,22 @@ class User:
     company_id: str
     display_name: str
     language: str
+    email: str | None = None
 
     def actor(self) -> Actor:
-        return Actor(self.user_id, self.username, self.role, self.company_id)
+        return Actor(
+            self.user_id, self.username, self.role, self.company_id, self.email, self.language
+        )
 
 
 class Users:
     def __init__(self, engine: sa.Engine | None = None) -> None:
         self.engine = engine or make_engine(store_config("gateway"))
         metadata.create_all(self.engine)
+        columns = {c["name"] for c in sa.inspect(self.engine).get_columns("users")}
+        if "email" not in columns:  # a store made before users had an e-mail address
+            with self.engine.begin() as conn:
+                conn.execute(sa.text("ALTER TABLE users ADD COLUMN email VARCHAR(200)"))
 
     def create(
         self,
@@ -61,6 +69,7 @@ class Users:
         company_id: str,
         display_name: str = "",
         language: str = "zh",
+        email: str | None = None,
     ) -> User:
         username = username.strip().lower()
         if role not in ROLES:
@@ -72,7 +81,13 @@ class Users:
                 "password: at least 8 characters", {"password": ["at least 8 characters"]}
             )
         user = User(
-            str(uuid.uuid4()), username, role, company_id, display_name or username, language
+            str(uuid.uuid4()),
+            username,
+            role,
+            company_id,
+            display_name or username,
+            language,
+            email.strip().lower() if email else None,
         )
         try:
             with self.engine.begin() as conn:

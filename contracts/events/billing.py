@@ -91,6 +91,10 @@ class ApplicationFields(PayloadSchema):
     application_id = fields.String(required=True)
     company_id = fields.String(required=True)
     applicant = fields.String(required=True)
+    applicant_email = fields.Email(allow_none=True, load_default=None)
+    applicant_language = fields.String(
+        allow_none=True, load_default=None, validate=validate.OneOf(("zh", "en"))
+    )
     payer = fields.String(required=True)
     currency = Currency(required=True)
     amount = Amount(required=True)

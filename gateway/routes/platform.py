@@ -101,6 +101,7 @@ class PlatformRoutes:
             payload["company_id"],
             payload.get("display_name", ""),
             payload.get("language", "zh"),
+            payload.get("email"),
         )
         return UserOut().dump(user.__dict__)
 

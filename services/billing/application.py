@@ -254,6 +254,8 @@ class BillingApplication(Reactions, ServiceApplication):
                 reference_number=data["reference_number"].strip(),
                 applicant=actor.username,
                 remark=data.get("remark", "").strip(),
+                applicant_email=actor.email,
+                applicant_language=actor.language,
             )
             if data.get("submit"):
                 filed.submit(by=actor.username)

@@ -332,9 +332,14 @@ class OfflineApplication(LedgerAggregate):
         reference_number: str,
         applicant: str,
         remark: str,
+        applicant_email: str | None = None,
+        applicant_language: str | None = None,
     ) -> None:
         self.company_id = company_id
         self.payer = payer
+        # where the review's outcome is mailed (notifications), as known when filed
+        self.applicant_email = applicant_email
+        self.applicant_language = applicant_language
         self.currency = currency
         self.amount = amount
         self.reference_number = reference_number

@@ -44,6 +44,8 @@ def _application_fields(filed: OfflineApplication) -> dict:
         "application_id": str(filed.id),
         "company_id": filed.company_id,
         "applicant": filed.applicant,
+        "applicant_email": getattr(filed, "applicant_email", None),
+        "applicant_language": getattr(filed, "applicant_language", None),
         "payer": filed.payer,
         "currency": filed.currency,
         "amount": filed.amount,

@@ -16,6 +16,8 @@ class Actor:
     username: str
     role: str
     company_id: str
+    email: str | None = None  # where mails about the user's own requests go
+    language: str | None = None
 
     @classmethod
     def from_rpc(cls, data: object) -> Actor:
@@ -27,6 +29,8 @@ class Actor:
                 username=str(data["username"]),
                 role=str(data["role"]),
                 company_id=str(data["company_id"]),
+                email=data.get("email") or None,
+                language=data.get("language") or None,
             )
         except KeyError as exc:
             raise BadRequest(f"actor is missing {exc.args[0]}") from exc

@@ -218,6 +218,17 @@ def test_a_device_is_renewed_across_five_services(platform: Platform) -> None:
         json={"decision": "approve", "opinion": "bank slip matches"},
     )
     assert approved.status_code == 200 and approved.json()["status"] == "approved", approved.text
+
+    # the applicant hears of the decision, with the reviewer's opinion
+    def decision_mail() -> email.message.EmailMessage | None:
+        for path in platform.mail_dir.glob("*.eml"):
+            found = email.message_from_bytes(path.read_bytes(), policy=default_policy)
+            if found["To"] == "sales@iot-vendor.example":
+                return found
+        return None
+
+    decision = wait_for(decision_mail, timeout=30, what="the applicant's mail")
+    assert "bank slip matches" in decision.get_body(preferencelist=("plain",)).get_content()
     assert _cny(platform, customer_company) == Decimal("1000.00")
 
     # C1: the customer lists expired devices, orders 12 months, confirms, pays by balance
