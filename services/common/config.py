@@ -72,6 +72,8 @@ class StoreConfig:
             "POSTGRES_MAX_OVERFLOW": "10",
             "POSTGRES_CONN_MAX_AGE": "",
             "POSTGRES_LOCK_TIMEOUT": "5",
+            # large atomic saves hang in psycopg's pipeline mode: see services/common/recorder.py
+            "APPLICATION_RECORDER_TOPIC": "services.common.recorder:UnpipelinedRecorder",
         }
 
 

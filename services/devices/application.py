@@ -22,7 +22,7 @@ from eventsourcing.persistence import StoredEvent
 
 from services.common import clock
 from services.common.actor import Actor
-from services.common.config import StoreConfig, env, store_config
+from services.common.config import StoreConfig, env
 from services.common.domain import current_meta, event_meta
 from services.common.errors import (
     Conflict,
@@ -52,7 +52,6 @@ from services.devices.projections import (
     type_bindings,
     value_added,
 )
-from services.devices.recorder import TOPIC as RECORDER_TOPIC
 
 PackageLookup = Callable[[str], dict]
 EXPIRING_DAYS = int(env("IOTB_EXPIRING_DAYS", "7"))
@@ -96,10 +95,7 @@ class DevicesApplication(ServiceApplication):
         env: dict | None = None,
         expiring_days: int | None = None,
     ) -> None:
-        store = config or store_config(self.service)
-        # large atomic saves (100,000-row imports) need the unpipelined recorder
-        extra = {"APPLICATION_RECORDER_TOPIC": RECORDER_TOPIC} if store.kind == "postgres" else {}
-        super().__init__(config=store, env={**extra, **(env or {})})
+        super().__init__(config=config, env=env)
         self.expiring_days = EXPIRING_DAYS if expiring_days is None else expiring_days
         self._upgrade_views()
 

@@ -7,7 +7,8 @@ eventlet), that pipeline stops flushing a statement larger than the socket takes
 a save of more than ~20,000 events (~6 MB) then waits forever (server in ClientRead).
 Dumping the array in pure Python also costs ~30 us an event.
 
-Bulk work here saves up to 100,000 events atomically (S3 imports), so this recorder does
+Bulk work saves up to 100,000 events atomically (devices' S3 imports), so every service's
+PostgreSQL store uses this recorder (services/common/config.py). It does
 the same work - lock the table (notification ids commit in order), notify, insert, in one
 transaction - with ordinary round trips, and streams saves of ``COPY_FROM`` events or
 more with COPY in PostgreSQL's text format. Select it with APPLICATION_RECORDER_TOPIC.
@@ -23,7 +24,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
-TOPIC = "services.devices.recorder:UnpipelinedRecorder"
+TOPIC = "services.common.recorder:UnpipelinedRecorder"
 COPY_FROM = 2000
 PIECE = 1 << 20
 _TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
