@@ -138,6 +138,23 @@ class DevicesApplication(ServiceApplication):
             loaded.append(found)
         return loaded
 
+    def _companies(
+        self, conn: sa.Connection, actor: Actor, filters: dict, column: sa.Column
+    ) -> sa.ColumnElement[bool]:
+        """The company condition of a list: the company asked for (with its subsidiaries if
+        asked), which must exist and lie in the actor's scope, or else the whole scope."""
+        scope = self._scope(conn, actor)
+        company_id = filters.get("company_id")
+        if not company_id:
+            return sa.true() if scope is None else column.in_(scope)
+        if company(conn, company_id) is None:
+            raise NotFound(f"company {company_id} not found", {"company_id": ["not found"]})
+        if scope is not None and company_id not in scope:
+            raise Forbidden(f"that company is {OUTSIDE}")
+        if filters.get("include_subsidiaries"):
+            return column.in_(subtree_ids(conn, company_id))
+        return column == company_id
+
     def _scope(self, conn: sa.Connection, actor: Actor) -> set[str] | None:
         """The companies the actor may act on (None: the system, everything)."""
         return None if actor.is_system else subtree_ids(conn, actor.company_id)
@@ -368,20 +385,9 @@ class DevicesApplication(ServiceApplication):
     def _device_query(
         self, conn: sa.Connection, actor: Actor, filters: dict, now: datetime
     ) -> sa.Select:
-        scope = self._scope(conn, actor)
-        query = sa.select(devices)
-        if filters.get("company_id"):
-            company_id = filters["company_id"]
-            if company(conn, company_id) is None:
-                raise NotFound(f"company {company_id} not found", {"company_id": ["not found"]})
-            if scope is not None and company_id not in scope:
-                raise Forbidden(f"that company is {OUTSIDE}")
-            if filters.get("include_subsidiaries"):
-                query = query.where(devices.c.company_id.in_(subtree_ids(conn, company_id)))
-            else:
-                query = query.where(devices.c.company_id == company_id)
-        elif scope is not None:
-            query = query.where(devices.c.company_id.in_(scope))
+        query = sa.select(devices).where(
+            self._companies(conn, actor, filters, devices.c.company_id)
+        )
         if filters.get("device_type"):
             query = query.where(devices.c.device_type == filters["device_type"])
         if filters.get("package_id"):
@@ -825,20 +831,11 @@ class DevicesApplication(ServiceApplication):
     def _value_added_query(
         self, conn: sa.Connection, actor: Actor, filters: dict, now: datetime
     ) -> sa.Select:
-        scope = self._scope(conn, actor)
-        query = sa.select(value_added, devices.c.device_type, devices.c.suspended).join(
-            devices, devices.c.device_key == value_added.c.device_key
+        query = (
+            sa.select(value_added, devices.c.device_type, devices.c.suspended)
+            .join(devices, devices.c.device_key == value_added.c.device_key)
+            .where(self._companies(conn, actor, filters, value_added.c.company_id))
         )
-        if filters.get("company_id"):
-            company_id = filters["company_id"]
-            if scope is not None and company_id not in scope:
-                raise Forbidden(f"that company is {OUTSIDE}")
-            if filters.get("include_subsidiaries"):
-                query = query.where(value_added.c.company_id.in_(subtree_ids(conn, company_id)))
-            else:
-                query = query.where(value_added.c.company_id == company_id)
-        elif scope is not None:
-            query = query.where(value_added.c.company_id.in_(scope))
         if filters.get("package_id"):
             query = query.where(value_added.c.package_id == filters["package_id"])
         if filters.get("device_type"):
